@@ -34,6 +34,7 @@ import imageio.v3 as iio
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image  # Pillow comes with matplotlib and imageio
 
 
 @contextlib.contextmanager
@@ -351,9 +352,20 @@ def atomic_path(path: Path):
             os.remove(temporary)
 
 
+def json_safe(data):
+    """NaN (an undefined metric) as null, since JSON has no NaN."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(v) for v in data]
+    return data
+
+
 def save_json(path: Path, data) -> None:
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n")
+        temporary.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -434,15 +446,30 @@ def draw_frame(path: Path, view: dict) -> None:
         f"step {view['step']:,}   modes captured {metrics['modes_captured']} of {N_MODES}"
         f"   high quality {metrics['high_quality_pct']:.1f}%"
     )
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.9, wspace=0.25)
     with atomic_path(path) as temporary:
         fig.savefig(temporary, format="png")
     plt.close(fig)
 
 
+def shared_palette(images: list, colours: int = 64) -> list:
+    """The frames mapped onto one palette of `colours`, without dithering.
+
+    Left to itself the GIF writer picks a palette per frame and dithers the D(x)
+    shading into noise that compresses badly: the default run's GIF is then ~6 MB.
+    One shared palette makes it ~2.4 MB and keeps colours steady between frames.
+    """
+    sample = np.concatenate(images[:: max(1, len(images) // 10)], axis=0)
+    palette = Image.fromarray(sample).quantize(colours, method=Image.Quantize.MEDIANCUT)
+    mapped = (
+        Image.fromarray(im).quantize(palette=palette, dither=Image.Dither.NONE) for im in images
+    )
+    return [np.asarray(im.convert("RGB")) for im in mapped]
+
+
 def write_gif(path: Path, frame_paths: list, fps: float, hold_seconds: float = 2.0) -> None:
     """Stitch exactly these frames, holding the last one about hold_seconds."""
-    images = [iio.imread(p)[..., :3] for p in frame_paths]
+    images = shared_palette([iio.imread(p)[..., :3] for p in frame_paths])
     frame_ms = 1000.0 / fps
     durations = [frame_ms] * len(images)
     durations[-1] = max(frame_ms, hold_seconds * 1000.0)
@@ -451,6 +478,9 @@ def write_gif(path: Path, frame_paths: list, fps: float, hold_seconds: float = 2
 
 
 # ----------------------------------------------------------------------------- the run
+
+
+DIVERGED = 1  # exit status of a run stopped by a NaN or infinite loss
 
 
 class Interrupted(Exception):
@@ -467,10 +497,10 @@ class StopFlag:
     signal_number: int | None = None
 
     @classmethod
-    def install(cls) -> None:
+    def install(cls) -> dict:
+        """Installs the handlers; returns the ones they replace."""
         cls.signal_number = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, cls._handle)
+        return {sig: signal.signal(sig, cls._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     @classmethod
     def _handle(cls, sig, _frame) -> None:
@@ -662,7 +692,8 @@ class Run:
             self.timing["training"] += time.perf_counter() - started
             bad = np.flatnonzero(~np.isfinite(losses).all(axis=1))
             if bad.size:
-                raise Interrupted(1, f"the loss became {losses[bad[0]]} at step {step + bad[0]}")
+                value = losses[bad[0]]
+                raise Interrupted(DIVERGED, f"the losses became {value} at step {step + bad[0]}")
             clock["steps"] += n
             progress.update(step + n, *clock_rate_and_losses(self, clock))
 
@@ -683,25 +714,25 @@ class Run:
                     clock["modes"] = self.frame(target)["modes_captured"]
                     self.save_checkpoint()
         except Interrupted as stop:
-            self.stop_early(keep_checkpoint=stop.status != 1)
+            self.stop_early(diverged=stop.status == DIVERGED)
             raise
         if clock["steps"]:
             progress.update(self.config.steps, *clock_rate_and_losses(self, clock), final=True)
         self.write_gif()
         return self.finish(time.perf_counter() - started)
 
-    def stop_early(self, keep_checkpoint: bool) -> None:
-        """Keep everything: a frame of the current state, the GIF, the samples.
+    def stop_early(self, diverged: bool) -> None:
+        """Keep everything: a frame of the current state, a checkpoint, the GIF.
 
-        A diverged run keeps its last finite checkpoint rather than a NaN one.
+        A diverged run keeps its last finite frame and checkpoint, not NaN ones.
         """
         step = int(self.gan.step.numpy())
-        if step not in frame_steps(self.config):
-            self.frame(step, scheduled=False)
-            if keep_checkpoint:
+        if not diverged:
+            if step not in frame_steps(self.config):
+                self.frame(step, scheduled=False)
                 self.save_checkpoint()
+            save_npy(self.out / "samples.npy", self.measure()[0])
         self.write_gif()
-        save_npy(self.out / "samples.npy", self.measure()[0])
 
     def finish(self, wall_seconds: float) -> dict:
         samples, metrics = self.measure()
@@ -780,28 +811,38 @@ def format_study(rows: list, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run_study(config: Config, seeds: list) -> dict:
+def run_study(config: Config, seeds: list) -> int:
+    """One run per seed, each exactly the single run with that seed; rows saved as they end."""
     out = Path(config.out)
     rows: list = []
     started = time.perf_counter()
-    for seed in seeds:
+    for number, seed in enumerate(seeds, 1):
         single = dataclasses.replace(config, seed=seed, seeds="", out=str(out / f"seed_{seed}"))
         Path(single.out).mkdir(parents=True, exist_ok=True)
-        print(f"seed {seed}: training", flush=True)
-        run = Run(single, Path(single.out), draw=config.study_frames)
-        summary = run.execute()
+        print(f"seed {seed} ({number} of {len(seeds)}) in {single.out}", flush=True)
+        try:
+            summary = Run(single, Path(single.out), draw=config.study_frames).execute()
+        except Interrupted as stop:
+            if stop.status != DIVERGED:
+                print(f"\nstudy stopped during seed {seed} ({stop}); {len(rows)} finished")
+                print(f"seeds are in {out / 'study.csv'}")
+                return stop.status
+            print(f"seed {seed}: {stop}; left out of the study", flush=True)
+            continue
         print(f"seed {seed}: {summary['result']}", flush=True)
         rows.append(study_row(seed, summary))
         save_csv(out / "study.csv", STUDY_COLUMNS, rows)
-        result = {
+        report = {
             "config": dataclasses.asdict(config),
-            "seeds": seeds[: len(rows)],
+            "seeds": [int(r[0]) for r in rows],
             "summary": study_summary(rows),
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
-        save_json(out / "study.json", result)
-    print(format_study(rows, result["summary"]))
-    return result
+        save_json(out / "study.json", report)
+    if rows:
+        print(format_study(rows, report["summary"]))
+    print(f"wrote {out / 'study.csv'} and {out / 'study.json'}")
+    return 0
 
 
 # ----------------------------------------------------------------------------- command line
@@ -912,9 +953,29 @@ def field_docs() -> dict:
     return docs
 
 
+def attach_negative_numbers(argv: list) -> list:
+    """'--lr -1e-4' as '--lr=-1e-4', so the value is checked (and named) as a value."""
+    joined: list = []
+    for token in argv:
+        previous = joined[-1] if joined else ""
+        if previous.startswith("--") and "=" not in previous and is_negative_number(token):
+            joined[-1] += "=" + token
+        else:
+            joined.append(token)
+    return joined
+
+
+def is_negative_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.startswith("-")
+
+
 def parse_config(argv: list) -> tuple:
     """The Config and the names of the options given explicitly."""
-    namespace = build_parser().parse_args(argv)
+    namespace = build_parser().parse_args(attach_negative_numbers(argv))
     given = {k: v for k, v in vars(namespace).items() if v is not None}
     config = Config(**given)
     if "frame_every" in given and config.frame_every > config.steps:
@@ -979,24 +1040,27 @@ def main(argv: list | None = None) -> int:
         print(f"vanilla_gan.py: error: {error}", file=sys.stderr)
         return 2
 
-    StopFlag.install()
-    print_settings(config)
-    if seeds:
-        try:
-            run_study(config, seeds)
-        except Interrupted as stop:
-            print(f"study stopped ({stop}); finished seeds are in {out / 'study.csv'}")
-            return stop.status
-        return 0
+    previous_handlers = StopFlag.install()
+    try:
+        print_settings(config)
+        return run_study(config, seeds) if seeds else run_single(config, out)
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
 
+
+def run_single(config: Config, out: Path) -> int:
     run = Run(config, out)
     try:
         summary = run.execute()
     except Interrupted as stop:
-        print(f"\nstopped at step {int(run.gan.step.numpy()):,}: {stop}")
+        if stop.status == DIVERGED:
+            print(f"\nstopped: {stop}; the outputs up to the last frame are kept:")
+        else:
+            print(f"\nstopped at step {int(run.gan.step.numpy()):,} ({stop}); outputs:")
         for path in run.outputs():
             print(f"  {path}")
-        if stop.status != 1:
+        if stop.status != DIVERGED:
             print(f"resume with: python vanilla_gan.py --resume --out {config.out}")
         return stop.status
     for path in run.outputs():

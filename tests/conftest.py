@@ -1,0 +1,52 @@
+"""Shared helpers: the real command line in subprocesses, several at once."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "vanilla_gan.py"
+
+# A run small enough for CI yet long enough to have several frames.
+TINY = ["--steps", "300", "--frame-every", "100"]
+
+
+def start(args, cwd, **kwargs) -> subprocess.Popen:
+    """The script as a user runs it, in its own process."""
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_all(jobs: dict, cwd) -> dict:
+    """Starts every job, then waits for all: the suite pays TensorFlow's start-up once."""
+    started = {name: start(args, cwd) for name, args in jobs.items()}
+    return {name: finish(process) for name, process in started.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Seed 0 twice, seed 1 once, and a study of seeds 0 and 1, all on TINY settings."""
+    base = tmp_path_factory.mktemp("tiny")
+    jobs = {
+        "seed0": [*TINY, "--out", base / "seed0"],
+        "seed0_again": [*TINY, "--out", base / "seed0_again"],
+        "seed1": [*TINY, "--seed", "1", "--out", base / "seed1"],
+        "study": [*TINY, "--seeds", "0,1", "--out", base / "study"],
+    }
+    results = run_all(jobs, base)
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name} failed:\n{result.stderr[-3000:]}"
+    return base, results
