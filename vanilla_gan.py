@@ -95,7 +95,7 @@ class Config:
     seed: int = 0
     """fixes the data, the initial weights and every z draw"""
     frame_every: int = 0
-    """steps between frames; 0 means steps/100 (1,500 at the default length)"""
+    """steps between frames, metric rows and checkpoints"""
     fps: float = 10.0
     """frames per second of the GIF"""
     out: str = "."
@@ -107,10 +107,10 @@ class Config:
     resume: bool = False
     """continue the interrupted run in --out from its last checkpoint"""
     xla: bool = True
-    """compile the training loop with XLA (off: plain tf.function graph)"""
+    """compile the training loop with XLA (off: a plain graph, slower, other bits)"""
 
     def __post_init__(self):
-        if self.frame_every == 0:
+        if self.frame_every == 0:  # not given: 100 frames over the run, whatever its length
             self.frame_every = max(1, self.steps // 100)
 
 
@@ -586,7 +586,14 @@ class Run:
         if not self.quiet:
             print(text, flush=True)
 
+    def remove_temporaries(self) -> None:
+        """Half-written files a killed run left behind (never under their real names)."""
+        for folder in (self.out, self.out / "frames"):
+            for path in folder.glob(".*.tmp*"):
+                path.unlink()
+
     def start_fresh(self) -> None:
+        self.remove_temporaries()
         old = sorted((self.out / "frames").glob("step_*.png"))
         for path in old:
             path.unlink()
@@ -602,6 +609,7 @@ class Run:
 
     def restore(self) -> None:
         """Back to the last checkpoint; later frames and rows are dropped."""
+        self.remove_temporaries()
         self.gan.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
         step = int(self.gan.step.numpy())
         schedule = [s for s in frame_steps(self.config) if s <= step]
@@ -926,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs = field_docs()
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
-        default = "steps/100" if field.name == "frame_every" else field.default
+        default = {"frame_every": "steps/100", "seeds": "none"}.get(field.name, field.default)
         help_text = f"{docs[field.name]} (default: {default})"
         if field.type == "bool":
             action = argparse.BooleanOptionalAction

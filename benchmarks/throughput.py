@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tensorflow as tf  # noqa: E402
+import vanilla_gan as vg  # noqa: E402  (it also quiets TensorFlow's start-up notices)
 
-import vanilla_gan as vg  # noqa: E402
+tf = vg.tf
 
 
 def dense_flops(batch: int, sizes: list, input_grad_of_first: bool) -> dict:
