@@ -513,11 +513,11 @@ class StopFlag:
 class Progress:
     """One line that updates in place on a terminal, plain lines otherwise."""
 
-    def __init__(self, total_steps: int, stream=sys.stdout, quiet: bool = False):
+    def __init__(self, total_steps: int, quiet: bool = False):
         self.total_steps = total_steps
-        self.stream = stream
+        self.stream = sys.stdout
         self.quiet = quiet
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.last_plain = -math.inf
 
     def update(self, step, rate, d_loss, g_loss, modes, final=False) -> None:
@@ -529,7 +529,8 @@ class Progress:
             f"  modes {modes}/{N_MODES}  {rate:,.0f} steps/s  left {format_seconds(left)}"
         )
         if self.tty:
-            self.stream.write("\r" + line + ("\n" if final else ""))
+            # Clear to the end of the line: the previous one may have been longer.
+            self.stream.write("\r" + line + "\x1b[K" + ("\n" if final else ""))
             self.stream.flush()
         elif final or time.monotonic() - self.last_plain >= 10.0:
             print(line, file=self.stream, flush=True)
