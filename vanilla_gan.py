@@ -8,7 +8,7 @@ discriminator, sigmoid cross-entropy losses, Adam at 5e-5, batch 32, 150,000 ste
     python vanilla_gan.py --seeds 0-9      # the same recipe over ten seeds
     python vanilla_gan.py --resume         # continue an interrupted run in --out
 
-A run writes into --out (default: the current folder): frames/step_NNNNNN.png,
+A run writes into --out (default: the current folder): frames/step_NNNNNNN.png,
 vanilla_gan.gif, metrics.csv, real.npy, samples.npy, config.json, summary.json
 and a checkpoint/ folder to resume from.
 """
@@ -111,7 +111,7 @@ class Config:
 
     def __post_init__(self):
         if self.frame_every == 0:  # not given: 100 frames over the run, whatever its length
-            self.frame_every = max(1, self.steps // 100)
+            self.frame_every = math.ceil(self.steps / 100)
 
 
 # Settings that change what a run computes; a resumed run must keep all of them.
@@ -233,6 +233,7 @@ class GAN:
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.wall_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.losses = tf.Variable(tf.zeros([config.steps, 2]), trainable=False)
         self.batches = tf.constant(minibatches(real_points, config.batch_size))
         self.checkpoint = tf.train.Checkpoint(
@@ -242,6 +243,7 @@ class GAN:
             d_optimizer=self.d_optimizer,
             step=self.step,
             losses=self.losses,
+            wall_seconds=self.wall_seconds,
         )
         self.train_steps = tf.function(self._train_steps, jit_compile=config.xla)
 
@@ -473,6 +475,8 @@ def write_gif(path: Path, frame_paths: list, fps: float, hold_seconds: float = 2
     frame_ms = 1000.0 / fps
     durations = [frame_ms] * len(images)
     durations[-1] = max(frame_ms, hold_seconds * 1000.0)
+    if len(images) == 1:  # Pillow wants one number, not a list, for a single frame
+        durations = durations[0]
     with atomic_path(path) as temporary:
         iio.imwrite(temporary, images, extension=".gif", duration=durations, loop=0)
 
@@ -480,7 +484,7 @@ def write_gif(path: Path, frame_paths: list, fps: float, hold_seconds: float = 2
 # ----------------------------------------------------------------------------- the run
 
 
-DIVERGED = 1  # exit status of a run stopped by a NaN or infinite loss
+DIVERGED = 3  # exit status of a run stopped by a NaN or infinite loss
 
 
 class Interrupted(Exception):
@@ -577,9 +581,8 @@ class Run:
         self.frames: list = []  # frame paths this run wrote, in order
         self.first_capture: dict = {}  # mode -> first frame step it was captured
         self.timing = {"training": 0.0, "drawing": 0.0, "gif": 0.0, "checkpoint": 0.0}
-        self.manager = tf.train.CheckpointManager(
-            self.gan.checkpoint, out / "checkpoint", max_to_keep=2
-        )
+        self.manager: tf.train.CheckpointManager | None = None  # opened by execute
+        self.session_start = time.perf_counter()
 
     # -- bookkeeping ------------------------------------------------------------
 
@@ -607,10 +610,17 @@ class Run:
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
         save_json(self.out / "config.json", dataclasses.asdict(self.config))
         save_npy(self.out / "real.npy", self.real)
+        self.open_checkpoints()
+
+    def open_checkpoints(self) -> None:
+        self.manager = tf.train.CheckpointManager(
+            self.gan.checkpoint, self.out / "checkpoint", max_to_keep=2
+        )
 
     def restore(self) -> None:
         """Back to the last checkpoint; later frames and rows are dropped."""
         self.remove_temporaries()
+        self.open_checkpoints()
         self.gan.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
         step = int(self.gan.step.numpy())
         schedule = [s for s in frame_steps(self.config) if s <= step]
@@ -623,7 +633,10 @@ class Run:
         self.rows = [[int(r[0])] + r[1:] for r in rows if int(r[0]) in schedule]
         for row in self.rows:
             self.note_captures(row[0], [int(c) for c in row[-N_MODES:]])
-        self.log(f"resumed from the checkpoint at step {step:,}")
+        if step == self.config.steps:
+            self.log(f"the run in {self.out} is complete; writing its GIF and summary again")
+        else:
+            self.log(f"resumed from the checkpoint at step {step:,}")
 
     def note_captures(self, step: int, counts: list) -> None:
         for mode, count in enumerate(counts):
@@ -676,8 +689,14 @@ class Run:
             "metrics": metrics,
         }
 
+    def wall_seconds(self) -> float:
+        """Wall time of the run, over every session of it (a resumed run adds up)."""
+        return float(self.gan.wall_seconds.numpy()) + time.perf_counter() - self.session_start
+
     def save_checkpoint(self) -> None:
         started = time.perf_counter()
+        self.gan.wall_seconds.assign(self.wall_seconds())
+        self.session_start = time.perf_counter()
         self.manager.save(checkpoint_number=int(self.gan.step.numpy()))
         self.timing["checkpoint"] += time.perf_counter() - started
 
@@ -708,13 +727,14 @@ class Run:
 
     def execute(self) -> dict:
         """Train to the end, a frame at every scheduled step; returns the summary."""
-        started = time.perf_counter()
+        self.session_start = time.perf_counter()
         if self.config.resume:
             self.restore()
         else:
             self.start_fresh()
         progress = Progress(self.config.steps, quiet=self.quiet)
-        clock = {"steps": 0, "start": time.perf_counter(), "modes": 0}
+        modes = int(self.rows[-1][3]) if self.rows else 0
+        clock = {"steps": 0, "start": time.perf_counter(), "modes": modes}
         done = int(self.gan.step.numpy()) if self.config.resume else -1
         try:
             for target in frame_steps(self.config):
@@ -728,7 +748,7 @@ class Run:
         if clock["steps"]:
             progress.update(self.config.steps, *clock_rate_and_losses(self, clock), final=True)
         self.write_gif()
-        return self.finish(time.perf_counter() - started)
+        return self.finish()
 
     def stop_early(self, diverged: bool) -> None:
         """Keep everything: a frame of the current state, a checkpoint, the GIF.
@@ -743,7 +763,7 @@ class Run:
             save_npy(self.out / "samples.npy", self.measure()[0])
         self.write_gif()
 
-    def finish(self, wall_seconds: float) -> dict:
+    def finish(self) -> dict:
         samples, metrics = self.measure()
         save_npy(self.out / "samples.npy", samples)
         steps = [self.first_capture.get(k) for k in range(N_MODES)]
@@ -754,7 +774,7 @@ class Run:
             "centres": self.centres.tolist(),
             "sigma": self.sigma,
             "steps_run": int(self.gan.step.numpy()),
-            "wall_seconds": round(wall_seconds, 2),
+            "wall_seconds": round(self.wall_seconds(), 2),
             "first_capture_step": steps,
             "last_mode_first_captured_step": None if None in steps else max(steps),
             "seconds": {k: round(v, 2) for k, v in self.timing.items()},
@@ -816,7 +836,8 @@ def format_study(rows: list, summary: dict) -> str:
         ("reverse_kl", "reverse KL"),
     ):
         m = summary[column]
-        lines.append(f"{label}: {m['mean']:.3f} ± {m['standard_error']:.3f} (mean ± s.e.)")
+        error = f"{m['standard_error']:.3f}" if n > 1 else "n/a"
+        lines.append(f"{label}: {m['mean']:.3f} ± {error} (mean ± standard error)")
     return "\n".join(lines)
 
 
@@ -824,6 +845,7 @@ def run_study(config: Config, seeds: list) -> int:
     """One run per seed, each exactly the single run with that seed; rows saved as they end."""
     out = Path(config.out)
     rows: list = []
+    diverged: list = []
     started = time.perf_counter()
     for number, seed in enumerate(seeds, 1):
         single = dataclasses.replace(config, seed=seed, seeds="", out=str(out / f"seed_{seed}"))
@@ -833,24 +855,29 @@ def run_study(config: Config, seeds: list) -> int:
             summary = Run(single, Path(single.out), draw=config.study_frames).execute()
         except Interrupted as stop:
             if stop.status != DIVERGED:
-                print(f"\nstudy stopped during seed {seed} ({stop}); {len(rows)} finished")
+                print(f"\nstudy stopped during seed {seed} ({stop}); the {len(rows)} finished")
                 print(f"seeds are in {out / 'study.csv'}")
                 return stop.status
-            print(f"seed {seed}: {stop}; left out of the study", flush=True)
-            continue
-        print(f"seed {seed}: {summary['result']}", flush=True)
-        rows.append(study_row(seed, summary))
-        save_csv(out / "study.csv", STUDY_COLUMNS, rows)
+            print(f"seed {seed}: {stop}; left out of the averages", flush=True)
+            diverged.append(seed)
+        else:
+            print(f"seed {seed}: {summary['result']}", flush=True)
+            rows.append(study_row(seed, summary))
+            save_csv(out / "study.csv", STUDY_COLUMNS, rows)
         report = {
             "config": dataclasses.asdict(config),
             "seeds": [int(r[0]) for r in rows],
-            "summary": study_summary(rows),
+            "diverged_seeds": diverged,
+            "summary": study_summary(rows) if rows else None,
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
         save_json(out / "study.json", report)
     if rows:
         print(format_study(rows, report["summary"]))
-    print(f"wrote {out / 'study.csv'} and {out / 'study.json'}")
+        print(f"wrote {out / 'study.csv'} and {out / 'study.json'}")
+    if diverged:
+        print(f"diverged, and left out: seeds {', '.join(map(str, diverged))}")
+        return DIVERGED
     return 0
 
 
@@ -916,8 +943,20 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def frame_rate(text: str) -> float:
+    """A GIF stores delays in hundredths of a second (at most 655 s): 0.1 to 100 fps."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a number from 0.1 to 100, got {text!r}")
+    return value
+
+
 CHECKS = {
     "seed": non_negative_int,
+    "fps": frame_rate,
     "beta1": unit_interval,
     "beta2": unit_interval,
     "int": positive(int),
@@ -1075,7 +1114,8 @@ def run_single(config: Config, out: Path) -> int:
     for path in run.outputs():
         print(f"wrote {path}")
     print(summary["result"])
-    return 0
+    # A signal after the last step found nothing left to stop; still, say it came.
+    return 128 + StopFlag.signal_number if StopFlag.signal_number else 0
 
 
 if __name__ == "__main__":

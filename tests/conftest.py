@@ -30,10 +30,14 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> subprocess.Comple
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def run_all(jobs: dict, cwd) -> dict:
-    """Starts every job, then waits for all: the suite pays TensorFlow's start-up once."""
-    started = {name: start(args, cwd) for name, args in jobs.items()}
-    return {name: finish(process) for name, process in started.items()}
+def run_all(jobs: dict) -> dict:
+    """Starts every job (name: (args, folder)), then waits for all of them at once."""
+    started = {name: start(args, cwd) for name, (args, cwd) in jobs.items()}
+    try:
+        return {name: finish(process) for name, process in started.items()}
+    finally:
+        for process in started.values():
+            process.kill()  # only those a failed wait left running
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +45,12 @@ def tiny_runs(tmp_path_factory):
     """Seed 0 twice, seed 1 once, and a study of seeds 0 and 1, all on TINY settings."""
     base = tmp_path_factory.mktemp("tiny")
     jobs = {
-        "seed0": [*TINY, "--out", base / "seed0"],
-        "seed0_again": [*TINY, "--out", base / "seed0_again"],
-        "seed1": [*TINY, "--seed", "1", "--out", base / "seed1"],
-        "study": [*TINY, "--seeds", "0,1", "--out", base / "study"],
+        "seed0": ([*TINY, "--out", base / "seed0"], base),
+        "seed0_again": ([*TINY, "--out", base / "seed0_again"], base),
+        "seed1": ([*TINY, "--seed", "1", "--out", base / "seed1"], base),
+        "study": ([*TINY, "--seeds", "0,1", "--out", base / "study"], base),
     }
-    results = run_all(jobs, base)
+    results = run_all(jobs)
     for name, result in results.items():
         assert result.returncode == 0, f"{name} failed:\n{result.stderr[-3000:]}"
     return base, results

@@ -7,7 +7,8 @@ import math
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import TINY, finish, start
+import tensorflow as tf
+from conftest import TINY, finish, run_all, start
 
 import vanilla_gan as vg
 
@@ -40,7 +41,15 @@ def test_metrics_csv_has_a_row_per_frame(tiny_runs):
     assert list(rows[0]) == vg.METRIC_COLUMNS
     assert [int(r["step"]) for r in rows] == [0, 100, 200, 300]
     assert math.isnan(float(rows[0]["d_loss"]))  # no training before the first frame
-    assert all(float(r["d_loss"]) > 0 and float(r["g_loss"]) > 0 for r in rows[1:])
+    # Each row's losses are the means over its interval of the per-step losses.
+    reader = tf.train.load_checkpoint(str(base / "seed0" / "checkpoint"))
+    losses = reader.get_tensor("losses/.ATTRIBUTES/VARIABLE_VALUE").astype(np.float64)
+    assert losses.shape == (300, 2) and np.isfinite(losses).all()
+    for previous, row in zip(rows, rows[1:], strict=False):
+        interval = losses[int(previous["step"]) : int(row["step"])]
+        assert float(row["d_loss"]) == pytest.approx(interval[:, 0].mean(), abs=2e-6)
+        assert float(row["g_loss"]) == pytest.approx(interval[:, 1].mean(), abs=2e-6)
+    assert len({r["d_loss"] for r in rows[1:]}) == 3  # not one value repeated
 
 
 def test_summary_agrees_with_a_recomputation_from_samples(tiny_runs):
@@ -131,14 +140,14 @@ BAD_INPUTS = {
 
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory):
-    results = {}
+    jobs = {}
     for name, (args, _) in BAD_INPUTS.items():
         folder = tmp_path_factory.mktemp(name)
         (folder / "blocker").write_text("a file where a folder is wanted")
         (folder / "empty").mkdir()
-        results[name] = (folder, args)
-    processes = {name: start(args, folder) for name, (folder, args) in results.items()}
-    return {name: (results[name][0], finish(p)) for name, p in processes.items()}
+        jobs[name] = (args, folder)
+    results = run_all(jobs)
+    return {name: (jobs[name][1], result) for name, result in results.items()}
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUTS))

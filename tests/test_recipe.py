@@ -69,6 +69,17 @@ def test_initial_standard_deviations(make):
             assert abs(bias.std() / 0.0625 - 1) < 0.15
 
 
+@pytest.mark.parametrize("make, first", [(vg.make_generator, 0), (vg.make_discriminator, 100)])
+def test_every_layer_is_drawn_by_the_reference_rule(make, first):
+    """Weights and biases, output layer included, come from ReferenceNormal."""
+    for i, layer in enumerate(make(0).layers):
+        kernel = vg.ReferenceNormal(0, first + 2 * i)(layer.kernel.shape, "float32")
+        bias = vg.ReferenceNormal(0, first + 2 * i + 1)(layer.bias.shape, "float32")
+        np.testing.assert_array_equal(layer.kernel.numpy(), kernel.numpy())
+        np.testing.assert_array_equal(layer.bias.numpy(), bias.numpy())
+        assert np.all(layer.bias.numpy() != 0)
+
+
 @pytest.mark.parametrize("length, expected", [(1, math.sqrt(2)), (2, 1.0), (512, 0.0625)])
 def test_bias_rule_uses_the_bias_length(length, expected):
     """The output biases get s = 1.414 (length 1) and 1.0 (length 2), as in the reference."""
