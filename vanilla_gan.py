@@ -403,7 +403,13 @@ def read_csv_rows(path: Path) -> list:
 # ----------------------------------------------------------------------------- drawing
 
 GRID_POINTS = 160
-COLOURS = {"real": "#d62728", "fake": "#2ca02c", "centre": "black"}
+COLOURS = {
+    "real": "#d62728",
+    "fake": "#2ca02c",
+    "centre": "#000000",
+    "d_loss": "#1f77b4",
+    "g_loss": "#ff7f0e",
+}
 
 
 def plot_grid() -> np.ndarray:
@@ -435,11 +441,12 @@ def draw_frame(path: Path, view: dict) -> None:
     ax.legend(loc="lower left", fontsize=7, framealpha=0.9)
 
     curve_steps, d_curve, g_curve = view["curves"]
-    ax_loss.plot(curve_steps, d_curve, c="tab:blue", label="discriminator")
-    ax_loss.plot(curve_steps, g_curve, c="tab:orange", label="generator")
+    ax_loss.plot(curve_steps, d_curve, c=COLOURS["d_loss"], label="discriminator")
+    ax_loss.plot(curve_steps, g_curve, c=COLOURS["g_loss"], label="generator")
     ax_loss.set(
         xlim=(0, view["total_steps"]), xlabel="step", ylabel="mean loss since the previous frame"
     )
+    ax_loss.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k" if x else "0")
     ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.grid(alpha=0.3)
 
@@ -448,7 +455,7 @@ def draw_frame(path: Path, view: dict) -> None:
         f"step {view['step']:,}   modes captured {metrics['modes_captured']} of {N_MODES}"
         f"   high quality {metrics['high_quality_pct']:.1f}%"
     )
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.9, wspace=0.25)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.9, wspace=0.38)
     with atomic_path(path) as temporary:
         fig.savefig(temporary, format="png")
     plt.close(fig)
@@ -462,6 +469,12 @@ def shared_palette(images: list, colours: int = 64) -> list:
     One shared palette makes it ~2.4 MB and keeps colours steady between frames.
     """
     sample = np.concatenate(images[:: max(1, len(images) // 10)], axis=0)
+    # Small marks (the loss curves, the legend) are too few pixels for the median cut to
+    # keep their colours: add a swatch of each so the palette holds them exactly.
+    swatch = [
+        np.full((40, sample.shape[1], 3), matplotlib.colors.to_rgb(c)) for c in COLOURS.values()
+    ]
+    sample = np.concatenate([sample, (np.concatenate(swatch) * 255).astype(np.uint8)])
     palette = Image.fromarray(sample).quantize(colours, method=Image.Quantize.MEDIANCUT)
     mapped = (
         Image.fromarray(im).quantize(palette=palette, dither=Image.Dither.NONE) for im in images
