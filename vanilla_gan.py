@@ -640,7 +640,7 @@ class Run:
         for path in (self.out / "frames").glob("step_*.png"):
             if int(path.stem.split("_")[1]) not in schedule:
                 path.unlink()
-        self.frames = [frame_path(self.out, s) for s in schedule if s <= step]
+        self.frames = [frame_path(self.out, s) for s in schedule]
         self.frames = [p for p in self.frames if p.exists()]
         rows = read_csv_rows(self.out / "metrics.csv")
         self.rows = [[int(r[0])] + r[1:] for r in rows if int(r[0]) in schedule]
