@@ -4,7 +4,7 @@ This reproduces, in TensorFlow 2, the 2019 TensorFlow 1 experiment whose recipe 
 in the project README: a 2-512-512-512-2 generator against a 2-512-512-512-1
 discriminator, sigmoid cross-entropy losses, Adam at 5e-5, batch 32, 150,000 steps.
 
-    python vanilla_gan.py                  # the reference run, ~15 min on 2 CPU cores
+    python vanilla_gan.py                  # the reference run, 12-16 min on 2 CPU cores
     python vanilla_gan.py --seeds 0-9      # the same recipe over ten seeds
     python vanilla_gan.py --resume         # continue an interrupted run in --out
 
