@@ -906,29 +906,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def positive(kind):
-    def check(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text!r}")
-        return value
-
-    return check
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2^31), got {text!r}")
-    return value
-
-
 def parse_seeds(text: str) -> list:
     """'0-9' or '1,4,7' (or a mix, '0-3,8') as a sorted list of distinct seeds."""
     seeds: list = []
@@ -946,34 +923,29 @@ def parse_seeds(text: str) -> list:
     return sorted(set(seeds))
 
 
-def unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return value
+def number(kind, accept, wanted: str):
+    """An argparse type: `kind` parsed from the text, refused unless accept(value)."""
 
+    def check(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
 
-def frame_rate(text: str) -> float:
-    """A GIF stores delays in hundredths of a second (at most 655 s): 0.1 to 100 fps."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be a number from 0.1 to 100, got {text!r}")
-    return value
+    return check
 
 
 CHECKS = {
-    "seed": non_negative_int,
-    "fps": frame_rate,
-    "beta1": unit_interval,
-    "beta2": unit_interval,
-    "int": positive(int),
-    "float": positive(float),
+    "seed": number(int, lambda v: 0 <= v < 2**31, "an integer in [0, 2^31)"),
+    "beta1": number(float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "beta2": number(float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    # A GIF stores delays in hundredths of a second, at most 655 s.
+    "fps": number(float, lambda v: 0.1 <= v <= 100, "a number from 0.1 to 100"),
+    "int": number(int, lambda v: v > 0, "a positive int"),
+    "float": number(float, lambda v: math.isfinite(v) and v > 0, "a positive float"),
     "str": str,
 }
 
