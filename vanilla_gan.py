@@ -571,13 +571,6 @@ def frame_path(out: Path, step: int) -> Path:
     return out / "frames" / f"step_{step:07d}.png"
 
 
-def clock_rate_and_losses(run, clock: dict) -> tuple:
-    """Steps/s since the run (re)started, the latest step's losses, modes captured."""
-    rate = clock["steps"] / max(1e-9, time.perf_counter() - clock["start"])
-    d_loss, g_loss = run.gan.losses[int(run.gan.step.numpy()) - 1].numpy()
-    return rate, d_loss, g_loss, clock["modes"]
-
-
 class Run:
     """One training run with its outputs in `out`."""
 
@@ -736,7 +729,13 @@ class Run:
                 value = losses[bad[0]]
                 raise Interrupted(DIVERGED, f"the losses became {value} at step {step + bad[0]}")
             clock["steps"] += n
-            progress.update(step + n, *clock_rate_and_losses(self, clock))
+            progress.update(step + n, *self.progress_figures(clock))
+
+    def progress_figures(self, clock: dict) -> tuple:
+        """Steps/s since the run (re)started, the latest step's losses, modes captured."""
+        rate = clock["steps"] / max(1e-9, time.perf_counter() - clock["start"])
+        d_loss, g_loss = self.gan.losses[int(self.gan.step.numpy()) - 1].numpy()
+        return rate, d_loss, g_loss, clock["modes"]
 
     def execute(self) -> dict:
         """Train to the end, a frame at every scheduled step; returns the summary."""
@@ -759,7 +758,7 @@ class Run:
             self.stop_early(diverged=stop.status == DIVERGED)
             raise
         if clock["steps"]:
-            progress.update(self.config.steps, *clock_rate_and_losses(self, clock), final=True)
+            progress.update(self.config.steps, *self.progress_figures(clock), final=True)
         self.write_gif()
         return self.finish()
 
