@@ -214,11 +214,31 @@ def generator_loss(fake_logits):
 # ----------------------------------------------------------------------------- training
 
 
+# By default XLA copies every weight matrix once per step inside the compiled loop,
+# because Adam overwrites a weight that a product may still read; region analysis
+# proves the copies unneeded. Buffers change, the arithmetic does not: runs stay
+# bit-identical and train about 8% faster (paired runs on 2 cores). XLA reads XLA_FLAGS
+# at the first compile in a process, so a process that compiled before building a GAN
+# just runs slower. XLA aborts the process on a flag it does not know, and the flag is
+# not in every TensorFlow the requirements allow, hence the version check.
+XLA_CPU_FLAG = "--xla_cpu_copy_insertion_use_region_analysis=true"
+XLA_CPU_FLAG_SINCE = (2, 20)
+
+
+def enable_xla_region_analysis() -> None:
+    version = tuple(int(part) for part in tf.__version__.split(".")[:2])
+    flags = os.environ.get("XLA_FLAGS", "")
+    if version >= XLA_CPU_FLAG_SINCE and "xla_cpu_copy_insertion_use_region_analysis" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_FLAG}".strip()
+
+
 class GAN:
     """Both networks, both optimisers, the step and the per-step loss history."""
 
     def __init__(self, config: Config, real_points: np.ndarray):
         self.config = config
+        if config.xla:
+            enable_xla_region_analysis()
         self.generator = make_generator(config.seed)
         self.discriminator = make_discriminator(config.seed)
         adam = dict(

@@ -1,5 +1,6 @@
 """Shared helpers: the real command line in subprocesses, several at once."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,11 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> subprocess.Comple
 
 
 def run_all(jobs: dict) -> dict:
-    """Starts every job (name: (args, folder)), then waits for all of them at once."""
-    started = {name: start(args, cwd) for name, (args, cwd) in jobs.items()}
+    """Starts every job (name: (args, folder[, extra environment])), then waits for all."""
+    started = {}
+    for name, (args, cwd, *extra) in jobs.items():
+        env = {**os.environ, **extra[0]} if extra else None
+        started[name] = start(args, cwd, env=env)
     try:
         return {name: finish(process) for name, process in started.items()}
     finally:
@@ -42,11 +46,14 @@ def run_all(jobs: dict) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """Seed 0 twice, seed 1 once, and a study of seeds 0 and 1, all on TINY settings."""
+    """Seed 0 three times (once with XLA's default copies), seed 1 once, and a study of
+    seeds 0 and 1, all on TINY settings."""
     base = tmp_path_factory.mktemp("tiny")
+    copies = {"XLA_FLAGS": "--xla_cpu_copy_insertion_use_region_analysis=false"}
     jobs = {
         "seed0": ([*TINY, "--out", base / "seed0"], base),
         "seed0_again": ([*TINY, "--out", base / "seed0_again"], base),
+        "seed0_copies": ([*TINY, "--out", base / "seed0_copies"], base, copies),
         "seed1": ([*TINY, "--seed", "1", "--out", base / "seed1"], base),
         "study": ([*TINY, "--seeds", "0,1", "--out", base / "study"], base),
     }

@@ -86,6 +86,15 @@ def test_same_seed_is_identical_and_another_seed_differs(tiny_runs):
         assert not np.array_equal(np.load(first / name), np.load(other / name))
 
 
+def test_region_analysis_changes_no_number(tiny_runs):
+    """The speed flag the script gives XLA only drops copies: XLA's default copies give
+    the same files to the bit."""
+    base, _ = tiny_runs
+    fast, copies = base / "seed0", base / "seed0_copies"
+    assert (fast / "metrics.csv").read_text() == (copies / "metrics.csv").read_text()
+    np.testing.assert_array_equal(np.load(fast / "samples.npy"), np.load(copies / "samples.npy"))
+
+
 def test_study_rows_equal_the_single_runs(tiny_runs):
     base, results = tiny_runs
     study = base / "study"

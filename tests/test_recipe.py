@@ -114,3 +114,17 @@ def test_noise_is_uniform_on_the_square_and_fixed_by_seed_and_step():
     assert not np.array_equal(z[0], z[1])  # the two updates of a step draw fresh z
     other = vg.GAN(vg.Config(steps=10, seed=1), points)
     assert not np.array_equal(z, other.noise(tf.constant(7, tf.int64)).numpy())
+
+
+def test_region_analysis_flag_keeps_the_users_xla_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    vg.enable_xla_region_analysis()
+    vg.enable_xla_region_analysis()
+    assert vg.os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {vg.XLA_CPU_FLAG}"
+    # A user's own setting of the flag wins.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_copy_insertion_use_region_analysis=false")
+    vg.enable_xla_region_analysis()
+    assert vg.os.environ["XLA_FLAGS"] == "--xla_cpu_copy_insertion_use_region_analysis=false"
+    monkeypatch.delenv("XLA_FLAGS")
+    vg.enable_xla_region_analysis()
+    assert vg.os.environ["XLA_FLAGS"] == vg.XLA_CPU_FLAG
