@@ -60,7 +60,7 @@ def median_rate(work, units: float, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def loop_rate(config: vg.Config, steps: int, repeats: int) -> float:
+def loop_work(config: vg.Config, steps: int, repeats: int):
     """The project's loop: compiled calls of up to MAX_STEPS_PER_CALL steps."""
     # The loss history must hold every step the repeats run.
     gan = vg.GAN(dataclasses.replace(config, steps=steps * repeats + 10), real_points())
@@ -74,10 +74,10 @@ def loop_rate(config: vg.Config, steps: int, repeats: int) -> float:
             done += n
         gan.losses[int(gan.step.numpy()) - 1].numpy()
 
-    return median_rate(work, steps, repeats)
+    return work
 
 
-def baseline_rate(config: vg.Config, steps: int, repeats: int) -> float:
+def baseline_work(config: vg.Config, steps: int):
     """The identical step, one plain tf.function call per step."""
     gan = vg.GAN(config, real_points())
     one_step = tf.function(gan.train_step)
@@ -89,7 +89,22 @@ def baseline_rate(config: vg.Config, steps: int, repeats: int) -> float:
             d_loss, _ = one_step(tf.constant(next(counter), tf.int64))
         d_loss.numpy()
 
-    return median_rate(work, steps, repeats)
+    return work
+
+
+def loop_and_baseline_rates(config: vg.Config, steps: int, repeats: int) -> tuple:
+    """Median steps/s of both, their repeats alternating so that a machine whose speed
+    drifts (a shared or throttling CPU) affects both alike."""
+    baseline_steps = max(200, steps // 5)
+    loop = loop_work(config, steps, repeats + 1)
+    baseline = baseline_work(config, baseline_steps)
+    loop()  # untimed: the first thousand steps after a compile run slow
+    baseline()
+    loop_rates, baseline_rates = [], []
+    for _ in range(repeats):
+        loop_rates.append(median_rate(loop, steps, 1))
+        baseline_rates.append(median_rate(baseline, baseline_steps, 1))
+    return statistics.median(loop_rates), statistics.median(baseline_rates)
 
 
 def matmul_gflops(size: int, repeats: int) -> float:
@@ -145,9 +160,8 @@ def main(argv=None) -> None:
         f"machine: {tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads,"
         f" TensorFlow {tf.__version__}, {len(tf.config.list_physical_devices('GPU'))} GPUs"
     )
-    loop = loop_rate(config, args.steps, args.repeats)
+    loop, baseline = loop_and_baseline_rates(config, args.steps, args.repeats)
     print(f"training loop (XLA, up to {vg.MAX_STEPS_PER_CALL} steps a call): {loop:8.1f} steps/s")
-    baseline = baseline_rate(config, max(200, args.steps // 5), args.repeats)
     print(f"baseline (plain tf.function, one call a step):  {baseline:8.1f} steps/s")
     gflops = matmul_gflops(args.matmul_size, args.repeats)
     limit = gflops * 1e9 / flops
