@@ -117,6 +117,7 @@ def test_noise_is_uniform_on_the_square_and_fixed_by_seed_and_step():
 
 
 def test_region_analysis_flag_keeps_the_users_xla_flags(monkeypatch):
+    monkeypatch.setattr(vg.tf, "__version__", "2.21.0")
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
     vg.enable_xla_region_analysis()
     vg.enable_xla_region_analysis()
@@ -128,3 +129,11 @@ def test_region_analysis_flag_keeps_the_users_xla_flags(monkeypatch):
     monkeypatch.delenv("XLA_FLAGS")
     vg.enable_xla_region_analysis()
     assert vg.os.environ["XLA_FLAGS"] == vg.XLA_CPU_FLAG
+
+
+def test_region_analysis_flag_is_not_given_to_a_tensorflow_that_lacks_it(monkeypatch):
+    # XLA aborts the whole process on a flag it does not know.
+    monkeypatch.setattr(vg.tf, "__version__", "2.19.1")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    vg.enable_xla_region_analysis()
+    assert "XLA_FLAGS" not in vg.os.environ
