@@ -221,14 +221,15 @@ def generator_loss(fake_logits):
 # at the first compile in a process, so a process that compiled before building a GAN
 # just runs slower. XLA aborts the process on a flag it does not know, and the flag is
 # not in every TensorFlow the requirements allow, hence the version check.
-XLA_CPU_FLAG = "--xla_cpu_copy_insertion_use_region_analysis=true"
+XLA_CPU_FLAG_NAME = "xla_cpu_copy_insertion_use_region_analysis"
+XLA_CPU_FLAG = f"--{XLA_CPU_FLAG_NAME}=true"
 XLA_CPU_FLAG_SINCE = (2, 20)
 
 
 def enable_xla_region_analysis() -> None:
     version = tuple(int(part) for part in tf.__version__.split(".")[:2])
     flags = os.environ.get("XLA_FLAGS", "")
-    if version >= XLA_CPU_FLAG_SINCE and "xla_cpu_copy_insertion_use_region_analysis" not in flags:
+    if version >= XLA_CPU_FLAG_SINCE and XLA_CPU_FLAG_NAME not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_FLAG}".strip()
 
 

@@ -51,13 +51,15 @@ def step_flops(batch: int) -> int:
     return d_update + g_update
 
 
+def rate(work, units: float) -> float:
+    """Units per second of one call of work."""
+    started = time.perf_counter()
+    work()
+    return units / (time.perf_counter() - started)
+
+
 def median_rate(work, units: float, repeats: int) -> float:
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        rates.append(units / (time.perf_counter() - started))
-    return statistics.median(rates)
+    return statistics.median(rate(work, units) for _ in range(repeats))
 
 
 def loop_work(config: vg.Config, steps: int, repeats: int):
@@ -98,12 +100,12 @@ def loop_and_baseline_rates(config: vg.Config, steps: int, repeats: int) -> tupl
     baseline_steps = max(200, steps // 5)
     loop = loop_work(config, steps, repeats + 1)
     baseline = baseline_work(config, baseline_steps)
-    loop()  # untimed: the first thousand steps after a compile run slow
+    loop()  # untimed: the first calls after a compile run slow
     baseline()
     loop_rates, baseline_rates = [], []
     for _ in range(repeats):
-        loop_rates.append(median_rate(loop, steps, 1))
-        baseline_rates.append(median_rate(baseline, baseline_steps, 1))
+        loop_rates.append(rate(loop, steps))
+        baseline_rates.append(rate(baseline, baseline_steps))
     return statistics.median(loop_rates), statistics.median(baseline_rates)
 
 
